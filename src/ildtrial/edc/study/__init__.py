@@ -1,0 +1,1 @@
+"""The study itself: its sites and the protocol versions in force."""

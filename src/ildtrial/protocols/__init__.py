@@ -1,0 +1,1 @@
+"""Protocol files shipped with the platform (one YAML file per protocol version)."""

@@ -1,0 +1,1 @@
+"""Pure numerics for the trial's analyses (numpy/scipy/statsmodels; no Django)."""

@@ -217,6 +217,9 @@ class Form(_Model):
     repeating: bool = False
     sdv: Literal["full", "key_fields", "none"]
     key_fields: list[str] = Field(default_factory=list)
+    #: the date field that dates the study procedure this form records (None for history,
+    #: e.g. prior lung-function results): no procedure may be dated before consent
+    procedure_date: str | None = None
     fields: list[FormField] = Field(min_length=1)
     checks: list[FormCheck] = Field(default_factory=list)
 
@@ -576,6 +579,10 @@ def cross_check(p: Protocol) -> list[ProtocolIssue]:
         for code in _duplicates(field_codes):
             add(f"forms[{fi}].fields", f"field code {code!r} is used twice in form {form.code}")
         by_code = {f.code: f for f in form.fields}
+        if form.procedure_date is not None and (
+            form.procedure_date not in by_code or by_code[form.procedure_date].type != "date"
+        ):
+            add(f"forms[{fi}].procedure_date", f"{form.procedure_date!r} is not a date field of form {form.code}")
         for ki, key in enumerate(form.key_fields):
             if key not in by_code:
                 add(f"forms[{fi}].key_fields[{ki}]", f"{key!r} is not a field of form {form.code}")

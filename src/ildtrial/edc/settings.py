@@ -61,6 +61,13 @@ INSTALLED_APPS = [
     "ildtrial.edc.study",
     "ildtrial.edc.accounts",
     "ildtrial.edc.audit",
+    "ildtrial.edc.esign",
+    "ildtrial.edc.participants",
+    "ildtrial.edc.visits",
+    "ildtrial.edc.crfs",
+    "ildtrial.edc.screening",
+    "ildtrial.edc.randomization",
+    "ildtrial.edc.queries",
 ]
 
 MIDDLEWARE = [

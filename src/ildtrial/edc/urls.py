@@ -10,5 +10,9 @@ urlpatterns = [
     path("accounts/", include("ildtrial.edc.accounts.urls")),
     path("protocol/", include("ildtrial.edc.study.urls")),
     path("audit/", include("ildtrial.edc.audit.urls")),
+    path("participants/", include("ildtrial.edc.participants.urls")),
+    path("visits/", include("ildtrial.edc.visits.urls")),
+    path("randomization/", include("ildtrial.edc.randomization.urls")),
+    path("data/", include("ildtrial.edc.crfs.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
 ]

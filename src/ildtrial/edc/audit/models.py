@@ -148,6 +148,8 @@ class AuditedModel(models.Model):
     audit_exclude_fields: ClassVar[frozenset[str]] = frozenset()
     audit_masked_fields: ClassVar[frozenset[str]] = frozenset()
     audit_reason_required: ClassVar[bool] = True
+    #: JSON fields holding a mapping of values: audited key by key
+    audit_expand_fields: ClassVar[frozenset[str]] = frozenset()
 
     objects = AuditedQuerySet.as_manager()
 
@@ -222,6 +224,15 @@ class AuditedModel(models.Model):
         for name, new in after.items():
             old = None if before is None else before.get(name)
             if before is not None and old == new:
+                continue
+            if name in self.audit_expand_fields and isinstance(new, dict | None) and isinstance(old, dict | None):
+                # a JSON field of values (eCRF data): one line per key, as if each were a column
+                old_map, new_map = old or {}, new or {}
+                for key in sorted(set(old_map) | set(new_map)):
+                    if old_map.get(key) != new_map.get(key):
+                        if before is None and new_map.get(key) in (None, ""):
+                            continue
+                        diff[f"{name}.{key}"] = [old_map.get(key), new_map.get(key)]
                 continue
             if before is None and new in (None, "") and name != self._meta.pk.name:
                 continue

@@ -13,7 +13,7 @@ from ildtrial.edc.audit.models import AuditEntry
 from ildtrial.edc.permissions import require_permission
 
 #: Fields whose values reveal the allocation; blinded viewers see them masked.
-ALLOCATION_FIELDS: frozenset[str] = frozenset()
+ALLOCATION_FIELDS: frozenset[str] = frozenset({"randomization.AllocationSlot.arm"})
 
 
 def masked_fields_for(user) -> frozenset[str]:  # noqa: ANN001

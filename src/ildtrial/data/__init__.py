@@ -1,0 +1,1 @@
+"""Reference data shipped with the platform (the curated CTCAE v5.0 term list)."""

@@ -1,0 +1,1 @@
+"""Case report form data: one row per form instance, values as JSON defined by the protocol file."""

@@ -1,0 +1,1 @@
+"""Electronic signatures (21 CFR 11.50/11.200): who signed what, when, meaning what."""

@@ -1,0 +1,1 @@
+"""Participants from first screening to end of study, their consents and the screening log."""

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class QueriesConfig(AppConfig):
+    name = "ildtrial.edc.queries"
+    label = "queries"
+    verbose_name = "Queries"

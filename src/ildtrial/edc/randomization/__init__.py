@@ -1,0 +1,1 @@
+"""The concealed allocation list, allocation of slots, masking and emergency unblinding."""

@@ -1,0 +1,1 @@
+"""Visits as they happen, against the plan the schedule engine derives from the protocol."""

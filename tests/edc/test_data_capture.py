@@ -319,3 +319,42 @@ def test_random_values_on_every_week13_form_never_cause_a_server_error(client, t
         values = {f.code: data.draw(text, label=f"{code}.{f.code}") for f in definition.fields}
         response = client.post(f"/data/participant/{p.pk}/visit/W13/{code}/new/", values)
         assert response.status_code in (200, 302, 422), (code, values)
+
+
+def test_screening_form_saves_keep_the_eligibility_verdict_live(team):
+    from ildtrial.edc.participants import services as participants
+    from ildtrial.edc.screening import services as screening
+    from ildtrial.edc.study.models import Site
+
+    c = team["coordinator"]
+    day = timezone.localdate() - timedelta(days=1)
+    with acting_as(c):
+        p = participants.register_candidate(c, Site.objects.get(code="MOW01"), day)
+        participants.record_consent(c, p, form_version="v1", signed_at=timezone.now() - timedelta(days=1))
+        scr = p.visits.get(code="SCR")
+        outcome = save_form(c, p, scr, "DM", {"birth_date": "1960-05-01", "sex": "M", "height_cm": "176",
+                                             "weight_kg": "81", "ethnicity": "caucasian"})
+    assert outcome.saved
+    assessment = screening.latest(p)
+    assert assessment is not None and assessment.status in ("incomplete", "not_eligible")
+    assert assessment.verdict["criteria"][0]["outcome"] == "met"  # IN1 age now known
+
+
+def test_test_dated_before_birth_is_refused(team, at_week13):
+    p = at_week13
+    with acting_as(team["coordinator"]):
+        outcome = save_form(team["coordinator"], p, p.visits.get(code="SCR"), "SPIRO",
+                            {"test_date": "1950-01-01", "fev1_l": "1.5", "fvc_l": "2.0"})
+    assert any(i.rule == "before_birth" and i.field == "test_date" for i in outcome.issues)
+
+
+def test_casebook_shows_timeline_forms_queries_and_trend(client, team, at_week13):
+    p = at_week13
+    save(team["coordinator"], p, "SPIRO", week13_values(p, "SPIRO"))
+    form = FormInstance.objects.get(visit=w13(p), form_code="SPIRO")
+    with acting_as(team["monitor"]):
+        queries.raise_query(team["monitor"], form, "fvc_l", "check the printout")
+    sign_in(client, team["monitor"])
+    page = client.get(f"/participants/{p.pk}/casebook/").content.decode()
+    assert "<svg" in page and "FVC" in page and "check the printout" in page
+    assert "Week 13" in page and "Complete" in page

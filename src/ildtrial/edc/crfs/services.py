@@ -72,11 +72,29 @@ def _consent_issues(participant: Participant, definition: Form, cleaned: dict[st
     return []
 
 
+def _before_birth_issues(participant: Participant, definition: Form, cleaned: dict[str, Any]) -> list[crf.FieldIssue]:
+    """A test dated before the participant was born is impossible (birth date from the DM form)."""
+    dm = participant.forms.filter(form_code="DM").exclude(status=FormStatus.NOT_DONE).order_by("instance").first()
+    birth = dm.data.get("birth_date") if dm else (cleaned.get("birth_date") if definition.code == "DM" else None)
+    if not birth:
+        return []
+    birth_date = date.fromisoformat(birth) if isinstance(birth, str) else birth
+    issues = []
+    for f in definition.fields:
+        value = cleaned.get(f.code)
+        if f.type == "date" and f.code != "birth_date" and isinstance(value, date) and value < birth_date:
+            issues.append(crf.FieldIssue(
+                field=f.code, rule="before_birth", severity="error",
+                message=f"{f.label.en}: {value} is before the date of birth ({birth_date})",
+                message_ru=f"{f.label.ru}: {value} раньше даты рождения ({birth_date})", key=f"{f.code}:before_birth"))
+    return issues
+
+
 def _cross_visit_issues(participant: Participant, visit: Visit, definition: Form,
                         cleaned: dict[str, Any]) -> list[crf.FieldIssue]:
     from ildtrial.core import edit_checks
 
-    issues: list[crf.FieldIssue] = []
+    issues: list[crf.FieldIssue] = _before_birth_issues(participant, definition, cleaned)
     if definition.code == "SPIRO" and cleaned.get("fvc_l") is not None and cleaned.get("test_date"):
         previous = (FormInstance.objects.filter(participant=participant, form_code="SPIRO")
                     .exclude(visit=visit).exclude(status=FormStatus.NOT_DONE).select_related("visit"))
@@ -172,7 +190,19 @@ def save_form(user, participant: Participant, visit: Visit, form_code: str, raw:
         from ildtrial.edc.crfs.lifecycle import open_automatic_queries
 
         open_automatic_queries(form, [i for i in issues if i.severity == "warning"])
+    _reevaluate_eligibility(participant, visit)
     return SaveOutcome(True, form, issues, [])
+
+
+def _reevaluate_eligibility(participant: Participant, visit: Visit) -> None:
+    """Keep the eligibility verdict live: every saved screening form re-runs the engine."""
+    from ildtrial.edc.participants.models import ParticipantStatus
+    from ildtrial.edc.screening.services import evaluate_stored
+
+    if visit.code == current_protocol().schedule.visits[0].code and participant.status in (
+        ParticipantStatus.SCREENING, ParticipantStatus.ELIGIBLE
+    ):
+        evaluate_stored(participant)
 
 
 def mark_not_done(user, participant: Participant, visit: Visit, form_code: str, reason: str) -> FormInstance:  # noqa: ANN001

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ildtrial.edc.participants import views
+from ildtrial.edc.participants import casebook, views
 
 app_name = "participants"
 urlpatterns = [
@@ -8,6 +8,7 @@ urlpatterns = [
     path("screening-log/", views.screening_log, name="screening_log"),
     path("new/", views.register, name="register"),
     path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/casebook/", casebook.casebook, name="casebook"),
     path("<int:pk>/consent/", views.consent, name="consent"),
     path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
     path("<int:pk>/evaluate/", views.evaluate, name="evaluate"),

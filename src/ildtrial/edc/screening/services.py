@@ -56,17 +56,33 @@ def evaluate(user, participant: Participant) -> EligibilityAssessment:  # noqa: 
     require_site(user, participant.site)
     if participant.status not in (ParticipantStatus.SCREENING, ParticipantStatus.ELIGIBLE):
         raise InputRefused(None, f"{participant} is no longer in screening")
+    return evaluate_stored(participant, language=getattr(user, "language", "en"))
+
+
+def evaluate_stored(participant: Participant, language: str = "en") -> EligibilityAssessment:
+    """The engine's verdict on what is stored now (called after every screening form save).
+
+    A new evaluation of an eligible participant whose data changed makes them 'screening'
+    again: the earlier sign-off no longer covers what is stored.
+    """
     loaded = loaded_protocol()
     inputs = candidate_data(participant)
+    previous = latest(participant)
+    if previous is not None and previous.inputs == inputs:
+        return previous
     try:
         candidate = engine.CandidateData.from_dict(inputs, loaded.protocol)
     except engine.CandidateDataError as exc:
         raise InputRefused(None, "; ".join(f"{path}: {rule}" for path, rule in exc.issues)) from None
-    language = getattr(user, "language", "en")
     verdict = engine.evaluate(loaded, candidate, language=language)
-    return EligibilityAssessment.objects.create(
+    assessment = EligibilityAssessment.objects.create(
         participant=participant, evaluated_at=timezone.now(), status=verdict.status, verdict=verdict.to_dict(),
         inputs=inputs, protocol_version=loaded.version, protocol_sha256=loaded.sha256)
+    if participant.status == ParticipantStatus.ELIGIBLE:
+        with because("screening data changed after the eligibility sign-off; sign again"):
+            participant.status = ParticipantStatus.SCREENING
+            participant.save()
+    return assessment
 
 
 def latest(participant: Participant) -> EligibilityAssessment | None:

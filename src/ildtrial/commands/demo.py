@@ -16,6 +16,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default="8000")
     parser.add_argument("--no-serve", action="store_true", help="set up only; do not start the server")
+    parser.add_argument("--no-simulation", action="store_true", help="accounts only; no simulated trial")
+    parser.add_argument("--seed", type=int, default=20151102, help="seed of the simulated trial")
     parser.set_defaults(func=run)
     code = subparsers.add_parser("demo-code", help="print the current 2FA code of a demo account")
     code.add_argument("username")
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     (data_dir / "accounts.txt").write_text(text + "\n", encoding="utf-8")
     print(f"\n(also written to {data_dir}/accounts.txt)")
+    if not args.no_simulation:
+        simulate(accounts, args.seed)
     if args.no_serve:
         return 0
     print(f"\nStarting the web server on http://{args.host}:{args.port}/  (Ctrl-C to stop)")
@@ -76,3 +80,20 @@ def run_code(args: argparse.Namespace) -> int:
         print(f"ildtrial demo-code: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def simulate(accounts: list[Any], seed: int) -> None:
+    """Play the simulated trial with the demo team, so the demo shows a whole trial."""
+    import time
+
+    from ildtrial.commands.simulate_trial import ROLES, play
+    from ildtrial.edc.accounts.models import User
+    from ildtrial.simulate.trial import Actor
+
+    team = {a.role.value: Actor(User.objects.get(username=a.username), a.password) for a in accounts
+            if a.role.value in ROLES}
+    print("\nSimulating the trial (screening, randomization, a year of visits, queries, signatures, lock) ...")
+    started = time.perf_counter()
+    summary = play(team, seed=seed, n_randomized=20)
+    print("\n".join("  " + line for line in summary.lines()))
+    print(f"  simulated in {time.perf_counter() - started:.1f} s")

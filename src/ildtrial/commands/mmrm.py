@@ -18,11 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from ildtrial.stats.design import DesignError
-from ildtrial.stats.mmrm import MMRMError, fit_mmrm
-
 
 def register(subparsers: Any) -> None:
     """Add the ``mmrm`` subcommand."""
@@ -77,6 +72,8 @@ def _split_all(values: list[str]) -> list[str]:
 
 
 def _parse_references(values: list[str]) -> dict[str, str]:
+    from ildtrial.stats.design import DesignError
+
     references: dict[str, str] = {}
     for value in values:
         column, sep, level = value.partition("=")
@@ -87,6 +84,12 @@ def _parse_references(values: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the statistics stack loads only when a model is fitted, not on every `ildtrial` start
+    import pandas as pd
+
+    from ildtrial.stats.design import DesignError
+    from ildtrial.stats.mmrm import MMRMError, fit_mmrm
+
     """Read the CSV, fit, print JSON (or text); return the exit code."""
     path = Path(args.data)
     try:

@@ -81,7 +81,16 @@ def verify(user, form: FormInstance, field_codes: Iterable[str] = ("",)) -> Form
     return form
 
 
-def sign_form(user, form: FormInstance, password: str) -> Signature:  # noqa: ANN001
+def sign_forms(user, forms: list[FormInstance], password: str) -> list[Signature]:  # noqa: ANN001
+    """Sign a series of forms in one continuous session with one password entry
+    (21 CFR 11.200(a)(1)(i)); each form still gets its own signature record and checks."""
+    if not forms:
+        return []
+    authenticate_signer(user, password, forms[0], forms[0].participant.site.code)
+    return [sign_form(user, form, password, _authenticated=True) for form in forms]
+
+
+def sign_form(user, form: FormInstance, password: str, *, _authenticated: bool = False) -> Signature:  # noqa: ANN001
     """Investigator signature (21 CFR 11.50/11.200): password re-entry, meaning stored."""
     from ildtrial.edc.queries.services import UNRESOLVED
 
@@ -95,10 +104,12 @@ def sign_form(user, form: FormInstance, password: str) -> Signature:  # noqa: AN
     if unresolved:
         raise InputRefused(None, f"{form} has {unresolved} open quer{'y' if unresolved == 1 else 'ies'}; "
                                  "resolve them before signing")
-    authenticate_signer(user, password, form, form.participant.site.code)
+    if not _authenticated:
+        authenticate_signer(user, password, form, form.participant.site.code)
     with transaction.atomic():
         signature = sign(user=user, password=password, meaning=SIGNATURE_MEANING, record=form,
-                         content={"data": form.data, "revision": form.revision}, site_code=form.participant.site.code)
+                         content={"data": form.data, "revision": form.revision}, site_code=form.participant.site.code,
+                         authenticated=_authenticated)
         with because("signed by the investigator"):
             form.status = FormStatus.SIGNED
             form.save()

@@ -191,7 +191,25 @@ def save_form(user, participant: Participant, visit: Visit, form_code: str, raw:
 
         open_automatic_queries(form, [i for i in issues if i.severity == "warning"])
     _reevaluate_eligibility(participant, visit)
+    if form_code == "EOS":
+        _apply_end_of_study(participant, form)
     return SaveOutcome(True, form, issues, [])
+
+
+#: End-of-study status (EOS form) → participant status
+_EOS_STATUS = {"COMPLETED": "completed", "DEATH": "died", "WITHDRAWN": "withdrawn", "LOST": "withdrawn",
+               "INVESTIGATOR": "withdrawn"}
+
+
+def _apply_end_of_study(participant: Participant, form: FormInstance) -> None:
+    """The end-of-study form decides whether the participant completed, died or left."""
+    status = _EOS_STATUS.get(form.data.get("status", ""))
+    if status and participant.status != status:
+        detail = form.data.get("death_cause") or form.data.get("comment") or ""
+        with because(f"end of study recorded: {form.data.get('status')}"):
+            participant.status = status
+            participant.outcome_reason = detail[:500]
+            participant.save()
 
 
 def _reevaluate_eligibility(participant: Participant, visit: Visit) -> None:

@@ -34,9 +34,12 @@ def authenticate_signer(user: Any, password: str, record: Any, site_code: str = 
         raise SignatureRefused("password", "the password is not correct; nothing was signed")
 
 
-def sign(*, user: Any, password: str, meaning: str, record: Any, content: Any, site_code: str = "") -> Signature:
-    """Create a signature after re-checking the signer's password."""
-    authenticate_signer(user, password, record, site_code)
+def sign(*, user: Any, password: str, meaning: str, record: Any, content: Any, site_code: str = "",
+         authenticated: bool = False) -> Signature:
+    """Create a signature after re-checking the signer's password (unless the caller has just
+    done so for a series of signings in one session)."""
+    if not authenticated:
+        authenticate_signer(user, password, record, site_code)
     ctx = current()
     with transaction.atomic(), acting_as(user, reason=f"signed: {meaning}", source=ctx.source if ctx else "web",
                                          ip=ctx.ip if ctx else ""):

@@ -116,7 +116,7 @@ def confirm(user, assessment: EligibilityAssessment, password: str) -> Participa
     authenticate_signer(user, password, assessment, participant.site.code)
     with transaction.atomic():
         signature = sign(user=user, password=password, meaning=signature_meaning(assessment), record=assessment,
-                         content=assessment.verdict, site_code=participant.site.code)
+                         content=assessment.verdict, site_code=participant.site.code, authenticated=True)
         with because("eligibility signed off"):
             assessment.signature = signature
             assessment.save()

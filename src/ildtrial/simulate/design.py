@@ -50,6 +50,8 @@ from ildtrial.stats.mmrm_batch import BatchResult, fit_mmrm_batch
 
 __all__ = [
     "SimulatedTrials",
+    "analyse_efficacy",
+    "analyse_safety",
     "TTestCheck",
     "fisher_p_table",
     "operating_characteristics",
@@ -173,15 +175,24 @@ def stopping_probability_binomial(
     return float(stats.binom.sf(threshold - 1, n_msc * n_infusions, related_sae_per_infusion))
 
 
-def _safety(
+def analyse_safety(
     trials: SimulatedTrials,
     related_sae_per_infusion: float,
     rng: np.random.Generator,
-    params: SimulationParameters,
-    alpha: float,
-    stop_count: int,
-) -> dict[str, np.ndarray | float]:
-    """Participants with ≥ 1 SAE (death, background SAE, product-related SAE), per trial."""
+    params: SimulationParameters | None = None,
+    alpha: float = 0.05,
+    stop_count: int = 2,
+) -> dict[str, np.ndarray]:
+    """SAE comparison and stopping rule for every simulated trial.
+
+    A participant has ≥ 1 SAE if they died, had a background non-fatal SAE (Poisson,
+    ``safety.background_sae_rate`` over their time in the study) or a product-related SAE
+    (Binomial(infusions received, π); π = ``related_sae_per_infusion`` in the MSC arm).
+    Returns per trial: ``fisher_reject`` (two-sided Fisher p < alpha), ``stopped``
+    (≥ ``stop_count`` related SAEs in the MSC arm), ``p_msc`` / ``p_pbo`` (shares with
+    ≥ 1 SAE) and ``related_msc`` (related SAEs in the MSC arm).
+    """
+    params = params or default_parameters()
     s = params.safety
     msc = trials.arm > 0
     end = np.minimum(np.minimum(trials.death_day, trials.withdrawal_day), trials.follow_up_days)
@@ -201,6 +212,7 @@ def _safety(
         "stopped": stopped,
         "p_msc": a / n_msc,
         "p_pbo": b / n_pbo,
+        "related_msc": (related * msc).sum(axis=1),
     }
 
 
@@ -283,7 +295,7 @@ def operating_characteristics(
         }
         for k, rate in enumerate(sae_rate_grid):
             srng = np.random.default_rng([int(seed), int(n_per_arm), 1, k])
-            saf = _safety(trials, float(rate), srng, p, alpha, sch.related_sae_stop_count)
+            saf = analyse_safety(trials, float(rate), srng, p, alpha, sch.related_sae_stop_count)
             stop = float(np.mean(saf["stopped"]))
             rows.append(
                 {

@@ -68,14 +68,17 @@ the *observed* one, as the single fit uses (R mmrm's asymptotic covariance of θ
 
 Optimisation
 ------------
-Newton's method on all trials of a chunk at once (``np.linalg.eigh`` of the stacked K × K
-Hessians; a non-positive-definite Hessian is replaced by |eigenvalues|), with a per-trial
-Armijo backtracking line search. A trial has converged when its Hessian is positive
-definite and the Newton decrement of −ℓ, ``½ gᵀH⁻¹g`` in the −2ℓ scale, is below 1e-12
-(the single fit uses < 1e-10 and then one more Newton step, which lands lower than that).
-It starts from the pairwise-complete covariance of per-visit OLS residuals (divided by
-n_vw − q), which *is* the REML optimum for complete data, so complete trials converge in
-one step.
+Newton's method on all trials of a chunk at once, with a per-trial Armijo backtracking
+line search. Where a trial's observed Hessian is not positive definite (far from the
+optimum), Newton with |eigenvalues| and Fisher scoring (expected information
+``tr(P D_j P D_k)``) are both tried and the better step is kept. A trial has converged when
+its Hessian is positive definite and the Newton decrement of −ℓ (``½ gᵀH⁻¹g`` on the −2ℓ
+scale) is below 1e-12 (the single fit uses < 1e-10 and then one more Newton step, which
+lands lower than that). Each trial is fitted on its own unit scale (y divided by the
+geometric mean of its starting SDs, results mapped back exactly) so that all entries of θ
+are dimensionless. It starts from the pairwise-complete covariance of per-visit OLS
+residuals (divided by n_vw − q), which *is* the REML optimum for complete data, so complete
+trials converge in one step; simulated trials of this design take 4-8 iterations.
 
 A trial is flagged (``converged = False``, estimates NaN or kept but marked, with a
 message) when the model is not estimable from its data (a visit whose covariates are
@@ -495,15 +498,18 @@ def _starting_theta(
     w = obs.astype(float)
     Sv = np.einsum("biv,bik,bil->bvkl", w, Z, Z)  # (B, t, q, q)
     Szy = np.einsum("biv,bik->bvk", w * Y0, Z)
-    ridge = 1e-10 * np.trace(Sv, axis1=2, axis2=3)[..., None, None] * np.eye(q) + 1e-300
+    # tiny ridge: keeps empty visits of non-estimable trials (skipped later) solvable
+    ridge = (1e-10 * np.trace(Sv, axis1=2, axis2=3) + 1e-300)[..., None, None] * np.eye(q)
     beta = np.linalg.solve(Sv + ridge, Szy[..., None])[..., 0]  # (B, t, q)
     resid = (Y0 - np.einsum("bik,bvk->biv", Z, beta)) * w
     cross = np.einsum("biv,biw->bvw", resid, resid)
     counts = np.einsum("biv,biw->bvw", w, w)
     cov = cross / np.maximum(counts - q, 1.0)
     var = np.diagonal(cov, axis1=1, axis2=2).copy()
-    scale = np.maximum(np.nanmean(np.where(var > 0, var, np.nan), axis=1), 1e-300)
-    scale = np.where(np.isfinite(scale), scale, 1.0)
+    positive = var > 0
+    n_pos = positive.sum(axis=1)
+    scale = np.where(positive, var, 0.0).sum(axis=1) / np.maximum(n_pos, 1)
+    scale = np.where(n_pos > 0, np.maximum(scale, 1e-300), 1.0)
     var = np.where(var > 1e-8 * scale[:, None], var, scale[:, None])
     d = np.arange(t)
     cov[:, d, d] = var
@@ -529,10 +535,56 @@ class _Fit:
     iterations: np.ndarray
 
 
+def _line_search(
+    cells: _Cells,
+    idx: np.ndarray,
+    theta: np.ndarray,
+    step: np.ndarray,
+    grad: np.ndarray,
+    f0: np.ndarray,
+    par: _Param,
+    q: int,
+    reml: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Armijo backtracking for each trial at once; returns new θ, −2ℓ and success flags.
+
+    Steps are capped at |Δθ| ≤ 2 (a factor e² on a standard deviation) so that one
+    iteration cannot jump into an overflow region.
+    """
+    biggest = np.max(np.abs(step), axis=1)
+    step = step * np.minimum(1.0, 2.0 / np.maximum(biggest, 1e-300))[:, None]
+    slope = np.einsum("bj,bj->b", grad, step)
+    size = np.ones(idx.size)
+    f_best = f0.copy()
+    accepted = np.zeros(idx.size, dtype=bool)
+    pending = np.arange(idx.size)
+    for _ in range(40):
+        trial_theta = theta[pending] + size[pending, None] * step[pending]
+        f_new = _evaluate(cells.take(idx[pending]), trial_theta, par, q, reml, order=0).value
+        slack = _SLACK * np.maximum(1.0, np.abs(f0[pending]))
+        good = f_new <= f0[pending] + 1e-4 * size[pending] * slope[pending] + slack
+        accepted[pending[good]] = True
+        f_best[pending[good]] = f_new[good]
+        pending = pending[~good]
+        if pending.size == 0:
+            break
+        size[pending] *= 0.5
+    new_theta = np.where(accepted[:, None], theta + size[:, None] * step, theta)
+    return new_theta, f_best, accepted
+
+
 def _newton(
     cells: _Cells, theta0: np.ndarray, par: _Param, q: int, reml: bool, max_iter: int
 ) -> _Fit:
-    """Batched damped Newton; see the module docstring for the convergence rule."""
+    """Batched damped Newton; see the module docstring for the convergence rule.
+
+    Where the observed Hessian is not positive definite (far from the optimum), two
+    directions are tried and the one giving the lower −2ℓ after its line search is taken:
+    Newton with |eigenvalues| (follows negative curvature out of saddle regions) and Fisher
+    scoring (expected information, always positive definite; SAS PROC MIXED starts with
+    it). Either alone stalls on some data sets; together they did not on 10,000 simulated
+    trials of this design.
+    """
     b = theta0.shape[0]
     K, t, p = par.K, par.t, par.t * q
     theta = theta0.copy()
@@ -563,34 +615,32 @@ def _newton(
     for it in range(max_iter + 1):
         if active.size == 0:
             break
-        sub = cells.take(active)
         th = theta[active]
-        ev = _evaluate(sub, th, par, q, reml, order=2)
+        ev = _evaluate(cells.take(active), th, par, q, reml, order=2)
         iterations[active] = it
-        bad = ~ev.ok
-        if np.any(bad):
-            finish(active, ev, bad, False, "likelihood not finite (singular covariance)")
+        if np.any(~ev.ok):
+            finish(active, ev, ~ev.ok, False, "likelihood not finite (singular covariance)")
         g, H, F = ev.grad, ev.hess, ev.fisher
-        assert g is not None and H is not None and F is not None
+        assert g is not None and H is not None and F is not None and ev.sigma is not None
         H_safe = np.where(ev.ok[:, None, None], H, np.eye(K))
         g_safe = np.where(ev.ok[:, None], g, 0.0)
         lam, vec = np.linalg.eigh(H_safe)
         pos_def = lam[:, 0] > 1e-12 * np.maximum(np.abs(lam[:, -1]), 1e-300)
-        # Newton where the observed Hessian is positive definite, Fisher scoring elsewhere
-        # (the expected information is positive definite; SAS PROC MIXED does the same).
-        scoring = np.flatnonzero(ev.ok & ~pos_def)
-        if scoring.size:
-            lam[scoring], vec[scoring] = np.linalg.eigh(F[scoring])
-        lam_mod = np.maximum(lam, 1e-10 * np.abs(lam[:, -1:]) + 1e-300)
+        lam_abs = np.maximum(np.abs(lam), 1e-10 * np.abs(lam[:, -1:]) + 1e-300)
         proj = np.einsum("bkj,bk->bj", vec, g_safe)
-        step = -np.einsum("bkj,bj->bk", vec, proj / lam_mod)
-        decrement = 0.5 * np.einsum("bj,bj->b", proj, proj / lam_mod)
+        step = -np.einsum("bkj,bj->bk", vec, proj / lam_abs)
+        decrement = np.where(pos_def, 0.5 * np.einsum("bj,bj->b", proj, proj / lam_abs), np.inf)
         done = ev.ok & pos_def & (decrement < DECREMENT_TOL)
         if np.any(done):
             finish(active, ev, done, True, "converged")
-        # a log-variance far outside the data scale: Σ̂ is heading to a singular matrix
-        # (the single fit's bounds are ±20 around the starting log scale)
-        runaway = ev.ok & ~done & np.any(np.abs(th[:, :t] - log_scale[active, None]) > 20.0, axis=1)
+        # Σ heading to a singular matrix (or a log-variance beyond the single fit's ±20
+        # bounds around the starting scale): no proper optimum, stop early
+        with np.errstate(invalid="ignore"):
+            eig_s = np.linalg.eigvalsh(np.where(ev.ok[:, None, None], ev.sigma, np.eye(t)))
+        runaway = ev.ok & ~done & (
+            ~(eig_s[:, 0] > 1e-10 * eig_s[:, -1])
+            | np.any(np.abs(th[:, :t] - log_scale[active, None]) > 20.0, axis=1)
+        )
         if np.any(runaway):
             finish(active, ev, runaway, False, "estimated covariance matrix is (nearly) singular")
         keep = ev.ok & ~done & ~runaway
@@ -599,49 +649,41 @@ def _newton(
                 finish(active, ev, keep, False, "iteration limit reached")
             break
         if not np.any(keep):
-            active = active[np.zeros(active.size, dtype=bool)]
+            active = active[:0]
             break
-        # line search on the trials still iterating
+        local = np.flatnonzero(keep)
         idx = active[keep]
-        th = th[keep]
         f0 = ev.value[keep]
-        st = step[keep]
-        biggest = np.max(np.abs(st), axis=1)
-        st = st * np.minimum(1.0, 2.0 / np.maximum(biggest, 1e-300))[:, None]  # cap |Δθ| ≤ 2
-        slope = np.einsum("bj,bj->b", g_safe[keep], st)
-        size = np.ones(idx.size)
-        accepted = np.zeros(idx.size, dtype=bool)
-        pending = np.arange(idx.size)
-        for _ in range(40):
-            trial_theta = th[pending] + size[pending, None] * st[pending]
-            f_new = _evaluate(cells.take(idx[pending]), trial_theta, par, q, reml, order=0).value
-            slack = _SLACK * np.maximum(1.0, np.abs(f0[pending]))
-            good = f_new <= f0[pending] + 1e-4 * size[pending] * slope[pending] + slack
-            accepted[pending[good]] = True
-            pending = pending[~good]
-            if pending.size == 0:
-                break
-            size[pending] *= 0.5
-        new_theta = th + size[:, None] * st
+        new_theta, f_new, accepted = _line_search(
+            cells, idx, th[keep], step[keep], g_safe[keep], f0, par, q, reml
+        )
+        scoring = np.flatnonzero(~pos_def[keep])
+        if scoring.size:
+            lam_f, vec_f = np.linalg.eigh(F[local[scoring]])
+            lam_f = np.maximum(lam_f, 1e-10 * np.abs(lam_f[:, -1:]) + 1e-300)
+            gs = g_safe[local[scoring]]
+            step_f = -np.einsum("bkj,bj->bk", vec_f, np.einsum("bkj,bk->bj", vec_f, gs) / lam_f)
+            th_f, f_f, acc_f = _line_search(
+                cells, idx[scoring], th[local[scoring]], step_f, gs, f0[scoring], par, q, reml
+            )
+            better = acc_f & (~accepted[scoring] | (f_f < f_new[scoring]))
+            new_theta[scoring[better]] = th_f[better]
+            accepted[scoring[better]] = True
         theta[idx[accepted]] = new_theta[accepted]
         failed = ~accepted
         if np.any(failed):
             # Near the optimum the objective cannot decrease beyond rounding: accept as the
             # single fit does (decrement < 1e-10 and a positive-definite Hessian).
-            local = np.flatnonzero(keep)
             near = pos_def[keep] & (decrement[keep] < 1e-10)
-            fin_ok = failed & near
-            fin_bad = failed & ~near
-            if np.any(fin_ok):
-                mask_ok = np.zeros(active.size, dtype=bool)
-                mask_ok[local[fin_ok]] = True
-                finish(active, ev, mask_ok, True, "converged (rounding-limited)")
-            if np.any(fin_bad):
-                mask_bad = np.zeros(active.size, dtype=bool)
-                mask_bad[local[fin_bad]] = True
-                finish(active, ev, mask_bad, False, "line search failed")
-            idx = idx[accepted]
-        active = idx
+            for sel, conv, msg in (
+                (failed & near, True, "converged (rounding-limited)"),
+                (failed & ~near, False, "line search failed"),
+            ):
+                if np.any(sel):
+                    mask = np.zeros(active.size, dtype=bool)
+                    mask[local[sel]] = True
+                    finish(active, ev, mask, conv, msg)
+        active = idx[accepted]
 
     # Σ̂ (nearly) singular or a log-variance at the single fit's bounds: not a proper optimum
     with np.errstate(invalid="ignore"):
@@ -718,7 +760,7 @@ def fit_mmrm_batch(
     max_iter
         Newton iterations before a trial is flagged as not converged.
     chunk_size
-        Trials are processed in chunks of this size (bounded memory, ~100 MB at 1000;
+        Trials are processed in chunks of this size (bounded memory, tens of MB at 1000;
         trials with similar numbers of missingness patterns go together, so that the
         padding of cells stays small).
 

@@ -36,10 +36,11 @@ lint: install-dev
 	$(BIN)/ruff check src tests scripts
 
 test-sqlite: install-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 test-postgres: install-dev postgres
-	PG_BIN=$(PG_BIN) $(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m pytest -m "not sqlite_only" tests/edc
+	PG_BIN=$(PG_BIN) $(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m pytest -n 2 -m "not sqlite_only" \
+	  tests/edc tests/datasets tests/reports tests/simulate/test_trial_run.py
 
 ## make test: lint, the whole suite on SQLite, then the database tests on a throwaway PostgreSQL 15
 test: lint test-sqlite test-postgres

@@ -457,3 +457,16 @@ def test_other_sites_participants_are_not_found(client, team, make_user):
     for url in (f"/participants/{p.pk}/", f"/visits/participant/{p.pk}/", f"/visits/participant/{p.pk}/visits.ics"):
         assert client.get(url).status_code == 404, url
     assert p.screening_number not in client.get("/participants/").content.decode()
+
+
+def test_visit_after_a_missed_anchor_is_planned_from_the_anchor_plan(team, allocation_list):
+    p = randomized(team, days_ago=200)
+    c = team["coordinator"]
+    day0 = p.screening_date + timedelta(days=5)
+    with acting_as(c):
+        visits.record_visit(c, p, "C1A", day0)
+        visits.record_visit(c, p, "C1B", day0 + timedelta(days=7))
+        visits.mark_missed(c, p, "W13", "in hospital")
+        visits.record_visit(c, p, "C2B", day0 + timedelta(days=98))
+    plan = {v.code: v for v in visits.calendar(p)}
+    assert plan["C2B"].planned == day0 + timedelta(days=98) and not plan["C2B"].anchor_is_actual

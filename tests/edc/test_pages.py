@@ -92,7 +92,7 @@ def test_demo_sets_up_and_audit_verify_detects_a_tampered_copy(tmp_path, monkeyp
 
     data = tmp_path / "demo"
     env_base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-m", "ildtrial.cli", "demo", "--no-serve", "--data-dir", str(data)],
+    run = subprocess.run([sys.executable, "-m", "ildtrial.cli", "demo", "--no-serve", "--no-simulation", "--data-dir", str(data)],
                          capture_output=True, text=True, env=env_base, check=False)
     assert run.returncode == 0, run.stderr
     assert "demo_investigator" in run.stdout and "demo_administrator" in run.stdout

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def team(make_user):
-    roles = ("investigator", "study_coordinator", "monitor", "data_manager", "unblinded_statistician")
+    roles = ("investigator", "study_coordinator", "monitor", "data_manager", "unblinded_statistician", "cell_lab")
     return {r: Actor(make_user(r, sites=() if r == "unblinded_statistician" else ("MOW01",)), PASSWORD)
             for r in roles}
 
@@ -42,3 +42,14 @@ def test_simulated_trial_screens_randomizes_follows_and_locks(team):
     assert locking.is_locked()
     assert verify().ok
     assert run.forms_saved == FormInstance.objects.exclude(status=FormStatus.NOT_DONE).count()
+    # every infusion given is traced to a bag prepared by the cell lab (and for cells, a released lot)
+    from ildtrial.edc.cellproduct.models import LedgerEntry, Preparation
+
+    infusions = FormInstance.objects.filter(form_code="INF").exclude(status=FormStatus.NOT_DONE)
+    assert infusions.count() >= 4
+    for inf in infusions:
+        bag = Preparation.objects.get(bag_id=inf.data["bag_id"])
+        assert bag.participant_id == inf.participant_id and bag.visit_code == inf.visit.code
+        assert LedgerEntry.objects.filter(kind="administered", bag=bag).count() == 1
+        if bag.arm == "MSC":
+            assert bag.lot.released

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True)
     _configure(data_dir)
     os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+    os.environ.setdefault("ILDTRIAL_SQLITE_SYNCHRONOUS", "OFF")  # a demo database is rebuilt at every start
     from ildtrial.edc import setup
 
     setup()
@@ -57,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n(also written to {data_dir}/accounts.txt)")
     if not args.no_simulation:
         simulate(accounts, args.seed)
+        from ildtrial.cli import main as ildtrial
+
+        print("\nWriting the statistical report of the simulated trial ...")
+        ildtrial(["report", "--out", str(data_dir / "report"), "--user", "demo_unblinded_statistician"])
     if args.no_serve:
         return 0
     print(f"\nStarting the web server on http://{args.host}:{args.port}/  (Ctrl-C to stop)")

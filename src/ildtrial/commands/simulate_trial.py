@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-ROLES = ("investigator", "study_coordinator", "monitor", "data_manager", "unblinded_statistician")
+ROLES = ("investigator", "study_coordinator", "monitor", "data_manager", "unblinded_statistician", "cell_lab")
 
 
 def register(subparsers: Any) -> None:

@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "ildtrial.edc.screening",
     "ildtrial.edc.randomization",
     "ildtrial.edc.queries",
+    "ildtrial.edc.safety",
+    "ildtrial.edc.reports",
+    "ildtrial.edc.cellproduct",
 ]
 
 MIDDLEWARE = [
@@ -111,13 +114,17 @@ _default_db = f"sqlite:///{DATA_DIR / 'ildtrial.sqlite3'}"
 if "DATABASE_URL" not in os.environ:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_db), conn_max_age=60)}
+_SQLITE_SYNC = os.environ.get("ILDTRIAL_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+if _SQLITE_SYNC not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+    raise ImproperlyConfigured("ILDTRIAL_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock at BEGIN, so appends to the audit chain
     # and allocation of randomization slots are serialised instead of failing mid-way.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        # ILDTRIAL_SQLITE_SYNCHRONOUS=OFF only for throwaway databases (the demo): faster, not crash-safe
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={_SQLITE_SYNC}; PRAGMA foreign_keys=ON;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Tests use a file, not shared-cache memory, so concurrent writers wait on the lock as in production.

@@ -14,5 +14,8 @@ urlpatterns = [
     path("visits/", include("ildtrial.edc.visits.urls")),
     path("randomization/", include("ildtrial.edc.randomization.urls")),
     path("data/", include("ildtrial.edc.crfs.urls")),
+    path("safety/", include("ildtrial.edc.safety.urls")),
+    path("reports/", include("ildtrial.edc.reports.urls")),
+    path("cell-product/", include("ildtrial.edc.cellproduct.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
 ]

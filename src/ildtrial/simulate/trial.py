@@ -226,7 +226,76 @@ class Simulation:
         # nature decides the course: the truth of the simulation may use the arm
         trajectory = patients.simulate_trajectories([candidate], [slot.arm], self.rng, self.params)
         day0 = participant.screening_date + timedelta(days=int(self.rng.integers(5, 15)))
-        self.at(day0, 10.0, lambda: self.visit(participant.pk, "C1A", day0, trajectory, slot.arm, day0))
+        self.schedule_visit(participant.pk, "C1A", day0, trajectory, slot.arm, day0)
+        for event in patients.simulate_adverse_events(trajectory, self.rng, self.params):
+            onset = day0 + timedelta(days=int(event.onset_day))
+            self.at(onset + timedelta(days=1), 9.5, lambda e=event, d=onset: self.adverse_event(participant.pk, e, d))
+
+    # ------------------------------------------------------------------ safety
+    def adverse_event(self, participant_pk: int, event: Any, onset: date) -> None:
+        """The site learns of the event the next morning and reports it; SAEs go on to the sponsor."""
+        from ildtrial.edc.participants.models import Participant
+        from ildtrial.edc.safety import services as safety
+
+        participant = Participant.objects.get(pk=participant_pk)
+        if onset > self.clock_today():
+            return
+        onset_time = None
+        if event.hours_after_infusion is not None:
+            minutes = int(10 * 60 + float(event.hours_after_infusion) * 60) % (24 * 60)
+            onset_time = time(minutes // 60, minutes % 60).isoformat(timespec="minutes")
+        fatal = event.outcome == "fatal"
+        values: dict[str, Any] = {
+            "verbatim_term": event.term.lower(), "coded_term": event.term, "onset_date": onset.isoformat(),
+            "onset_time": onset_time, "grade": event.grade, "serious": event.serious,
+            "relatedness_product": str(event.relatedness_product),
+            "relatedness_procedure": str(event.relatedness_procedure),
+            "action_taken": "none", "outcome": "fatal" if fatal else "recovering",
+            "resolution_date": onset.isoformat() if fatal else None,
+        }
+        for criterion in event.seriousness:
+            values[f"sae_{criterion}"] = True
+        if event.serious:
+            values["awareness_at"] = datetime.combine(self.clock_today(), time(9, 0), tzinfo=self.tz).isoformat()
+            values["narrative"] = f"{event.term} (grade {event.grade}) on study day {int(event.onset_day)}."
+        with self.as_("study_coordinator"):
+            ae = safety.report_adverse_event(self.team["study_coordinator"].user, participant, values)
+        self.run.adverse_events += 1
+        if event.outcome == "recovered":
+            resolved = onset + timedelta(days=int(self.rng.integers(1, 4)))
+            self.at(resolved + timedelta(days=1), 9.75,
+                    lambda: self.resolve(ae.pk, {**values, "outcome": "recovered",
+                                                 "resolution_date": resolved.isoformat()}))
+        if ae.serious:
+            self.run.serious_adverse_events += 1
+            self.at(self.clock_today(), 15.0, lambda: self.process_sae(ae.pk))
+
+    def resolve(self, ae_pk: int, values: dict[str, Any]) -> None:
+        from ildtrial.edc.safety import services as safety
+        from ildtrial.edc.safety.models import AdverseEvent
+
+        ae = AdverseEvent.objects.get(pk=ae_pk)
+        if ae.participant.status not in ("randomized", "completed"):
+            return
+        values = {**values, "expectedness": ae.expectedness or ""}
+        with self.as_("study_coordinator"):
+            safety.update_adverse_event(self.team["study_coordinator"].user, ae, values, reason="event resolved")
+
+    def process_sae(self, ae_pk: int) -> None:
+        from ildtrial.edc.safety import services as safety
+        from ildtrial.edc.safety.models import AdverseEvent
+
+        report = AdverseEvent.objects.get(pk=ae_pk).sae_report
+        now = datetime.now(tz=self.tz)
+        with self.as_("study_coordinator"):
+            safety.record_submission(self.team["study_coordinator"].user, report, "sponsor", now)
+        related = report.adverse_event.relatedness_product in ("possible", "probable", "definite")
+        with self.as_("investigator"):
+            report = safety.assess_susar(self.team["investigator"].user, report,
+                                         relatedness_product=report.adverse_event.relatedness_product,
+                                         expectedness="unexpected" if related else "expected")
+            if report.susar:
+                safety.record_submission(self.team["investigator"].user, report, "regulatory", now)
 
     # ------------------------------------------------------------------ follow-up
     def visit(self, participant_pk: int, code: str, day: date, trajectory: Any, arm: str, day0: date) -> None:
@@ -276,7 +345,45 @@ class Simulation:
         if self.rng.random() < 0.03:
             slip = nxt.window.after + 2  # now and then a visit falls outside its window
         target = base + timedelta(days=nxt.day + slip)
-        self.at(target, 10.0, lambda: self.visit(participant_pk, nxt.code, target, trajectory, arm, day0))
+        self.schedule_visit(participant_pk, nxt.code, target, trajectory, arm, day0)
+
+    def schedule_visit(self, participant_pk: int, code: str, day: date, trajectory: Any, arm: str, day0: date) -> None:
+        """The visit at 10:00; for an infusion visit the cell lab prepares the bag at 08:30 that day."""
+        if self.protocol.visit(code).infusion:
+            self.at(day, 8.5, lambda: self.prepare_bag(participant_pk, code, day, trajectory, arm, day0))
+        self.at(day, 10.0, lambda: self.visit(participant_pk, code, day, trajectory, arm, day0))
+
+    def will_attend(self, participant: Any, code: str, day: date, trajectory: Any, day0: date) -> bool:
+        """Whether the participant comes to this visit (alive, not withdrawn, not missing it)."""
+        if participant.status != "randomized":
+            return False
+        left_on = min(float(trajectory.death_day[0]), float(trajectory.withdrawal_day[0]))
+        if (day - day0).days > left_on:
+            return False
+        if code in trajectory.visit_labels and code != self.protocol.schedule.day_zero:
+            return bool(trajectory.observed[0, trajectory.visit_labels.index(code)])
+        return True
+
+    def prepare_bag(self, participant_pk: int, code: str, day: date, trajectory: Any, arm: str, day0: date) -> None:
+        from ildtrial.edc.cellproduct import services as cells
+        from ildtrial.edc.participants.models import Participant
+
+        participant = Participant.objects.get(pk=participant_pk)
+        if not self.will_attend(participant, code, day, trajectory, day0):
+            return
+        lab = self.team["cell_lab"].user
+        now = datetime.now(tz=self.tz)
+        with self.as_("cell_lab"):
+            if arm == "MSC":
+                lot = next(iter(cells.usable_lots(day)), None)
+                cells.record_preparation(
+                    lab, participant, code, prepared_at=now, location=CELL_STORE, lot=lot, vials_thawed=2,
+                    thawed_at=now - timedelta(minutes=35),
+                    post_thaw_viability_percent=f"{self.rng.uniform(82, 95):.1f}",
+                    cell_count_millions=f"{self.rng.uniform(192, 208):.1f}", volume_ml="400")
+            else:
+                cells.record_preparation(lab, participant, code, prepared_at=now, location=CELL_STORE,
+                                         saline_batch=f"NaCl-{day.year}-{day.month:02d}", volume_ml="400")
 
     def end_of_study(self, participant: Any, trajectory: Any, day0: date) -> None:
         from ildtrial.edc.visits import services as visits
@@ -321,7 +428,10 @@ class Simulation:
             pre = self.vitals(day)
             post_fever = arm == "MSC" and r.random() < 0.15
             post = self.vitals(day, fever=post_fever)
-            return {"bag_id": f"{participant.randomization_number}-{visit_code}", "infusion_date": iso,
+            from ildtrial.edc.cellproduct.models import Preparation
+
+            bag = Preparation.objects.filter(participant=participant, visit_code=visit_code).order_by("-pk").first()
+            return {"bag_id": bag.bag_id if bag else "", "infusion_date": iso,
                     "start_time": "10:00", "stop_time": "11:10", "volume_ml": "400", "interrupted": "false",
                     **{f"pre_{k}": v for k, v in pre.items() if k != "assessment_date"},
                     **{f"post_{k}": v for k, v in post.items() if k != "assessment_date"},
@@ -436,6 +546,31 @@ class Simulation:
             locking.set_lock(self.team["data_manager"].user, True, "end of study: database lock for analysis")
 
 
+CELL_STORE = "LN2 tank 1"
+RELEASE_RESULTS = {
+    "viability": ("93", "%"), "sterility": ("no growth", ""), "mycoplasma": ("not detected", ""),
+    "endotoxin": ("0.1", "EU/mL"), "cd73": ("98.7", "%"), "cd90": ("99.2", "%"), "cd105": ("97.5", "%"),
+    "cd34": ("0.4", "%"), "cd45": ("0.6", "%"),
+}
+
+
+def stock_cell_lab(lab: Actor, start: date, *, n_lots: int) -> None:
+    """Donor lots received, tested and released by the qualified person before the first screening."""
+    from ildtrial.edc.audit.context import acting_as
+    from ildtrial.edc.cellproduct import services as cells
+
+    with acting_as(lab.user, source="simulation"):
+        for k in range(1, n_lots + 1):
+            donor = cells.register_donor(lab.user, f"DN-{k:04d}")
+            lot = cells.register_lot(lab.user, donor, number=f"MSC-{start.year}-{k:03d}",
+                                     manufactured_on=start - timedelta(days=40), expires_on=start + timedelta(days=900),
+                                     cells_per_vial_millions="100", vials=60, location=CELL_STORE)
+            for kind, (value, unit) in RELEASE_RESULTS.items():
+                cells.record_release_test(lab.user, lot, kind, passed=True, value=value, unit=unit,
+                                          tested_on=start - timedelta(days=20))
+            cells.release_lot(lab.user, lot, lab.password)
+
+
 def _shift_dates(data: Any, original: date, target: date) -> Any:
     """Move every ISO date in the candidate's data by the same number of days."""
     shift = target - original
@@ -460,7 +595,7 @@ def simulate_trial(team: dict[str, Actor], *, seed: int = 20151102, n_randomized
     """Play a whole trial into the database through the services; returns what happened.
 
     ``team`` maps role names (investigator, study_coordinator, monitor, data_manager,
-    unblinded_statistician) to actors with their passwords (signatures need them).
+    unblinded_statistician, cell_lab) to actors with their passwords (signatures need them).
     """
     from django.utils import timezone
 
@@ -475,6 +610,7 @@ def simulate_trial(team: dict[str, Actor], *, seed: int = 20151102, n_randomized
         statistician = team["unblinded_statistician"].user
         with acting_as(statistician, source="simulation"):
             randomization.generate(statistician, seed=seed)
+        stock_cell_lab(team["cell_lab"], start, n_lots=2)
     sim.schedule_screening(start)
     sim.play()
     end = max(sim.run.last_day or start, start) + timedelta(days=30)

@@ -23,10 +23,17 @@ def masked_fields_for(user) -> frozenset[str]:  # noqa: ANN001
 def scoped(request: HttpRequest) -> QuerySet[AuditEntry]:
     """Entries the viewer may read: their sites' records plus study-wide ones (site users);
     administrators see account and system events only."""
+    from ildtrial.edc.cellproduct.models import ARM_REVEALING_AUDIT_MODELS
+
     entries = AuditEntry.objects.all()
     user = request.user
     if user.role == "administrator":
         return entries.filter(site_code="").filter(Q(model="accounts.User") | Q(model="study.Site") | Q(model=""))
+    if not user.sees_allocation():
+        # which cell-product fields are filled (lot vs saline batch) tells the arm: hide the records whole
+        entries = entries.exclude(model__in=ARM_REVEALING_AUDIT_MODELS)
+        for label in ARM_REVEALING_AUDIT_MODELS:  # and the signatures on those records (e.g. a lot release)
+            entries = entries.exclude(model="esign.Signature", object_repr__contains=f" on {label} ")
     return entries.filter(Q(site_code="") | Q(site_code__in=user.site_codes()))
 
 

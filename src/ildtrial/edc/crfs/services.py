@@ -112,6 +112,36 @@ def _cross_visit_issues(participant: Participant, visit: Visit, definition: Form
     return issues
 
 
+def _bedside_check(user, participant: Participant, visit: Visit, cleaned: dict[str, Any],  # noqa: ANN001
+                   instance: int | None) -> tuple[Any, Any, list[crf.FieldIssue]]:
+    """The infusion bag scanned at the bedside must be this participant's, for this visit, in date.
+
+    Checked only when the bag identifier is new or changed: an edit of other fields of an
+    infusion already given must not be refused as 'already administered'.
+    """
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ildtrial.edc.cellproduct.services import check_bag
+
+    bag_id = cleaned.get("bag_id")
+    if not bag_id or cleaned.get("infusion_date") is None or cleaned.get("start_time") is None:
+        return None, None, []
+    stored = FormInstance.objects.filter(visit=visit, form_code="INF", instance=instance or 1).first()
+    if stored is not None and stored.data.get("bag_id") == bag_id:
+        return None, None, []
+    at = datetime.combine(cleaned["infusion_date"], cleaned["start_time"]).replace(
+        tzinfo=ZoneInfo(participant.site.timezone))
+    try:
+        bag = check_bag(user, participant, visit.code, bag_id, at)
+    except InputRefused as exc:
+        return None, None, [crf.FieldIssue(field="bag_id", rule="bedside_check", severity="error",
+                                           message=f"Infusion bag identifier: {exc.message}",
+                                           message_ru=f"Идентификатор инфузионного пакета: {exc.message}",
+                                           key="bag_id:bedside_check")]
+    return bag, at, []
+
+
 def derived_values(participant: Participant, definition: Form, cleaned: dict[str, Any]) -> dict[str, Any]:
     """Derived values (% predicted, z, LLN, ...) with the method that produced them."""
     from ildtrial.core import derivations
@@ -145,6 +175,10 @@ def save_form(user, participant: Participant, visit: Visit, form_code: str, raw:
     if not any(i.severity == "error" for i in issues):
         issues += _consent_issues(participant, definition, validation.cleaned)
         issues += _cross_visit_issues(participant, visit, definition, validation.cleaned)
+    bag, administered_at = None, None
+    if definition.code == "INF" and not any(i.severity == "error" for i in issues):
+        bag, administered_at, bag_issues = _bedside_check(user, participant, visit, validation.cleaned, instance)
+        issues += bag_issues
     errors = [i for i in issues if i.severity == "error"]
     unconfirmed = [i.key for i in issues if i.severity == "warning" and i.key not in set(confirmed)]
     if errors or unconfirmed:
@@ -190,6 +224,10 @@ def save_form(user, participant: Participant, visit: Visit, form_code: str, raw:
         from ildtrial.edc.crfs.lifecycle import open_automatic_queries
 
         open_automatic_queries(form, [i for i in issues if i.severity == "warning"])
+        if bag is not None:
+            from ildtrial.edc.cellproduct.services import record_administration
+
+            record_administration(user, bag, administered_at)
     _reevaluate_eligibility(participant, visit)
     if form_code == "EOS":
         _apply_end_of_study(participant, form)

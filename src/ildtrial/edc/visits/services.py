@@ -54,7 +54,8 @@ def record_visit(user, participant: Participant, code: str, actual_date: date, r
                                               f"days of screening (by {latest})")
     plans = {p.code: p for p in calendar(participant)}
     plan = plans[code]
-    if plan.anchor != "day0" and plans[plan.anchor].actual is None:
+    if plan.anchor != "day0" and plans[plan.anchor].actual is None and not plans[plan.anchor].missed:
+        # a missed anchor visit leaves the next one planned from the anchor's planned date
         raise InputRefused("code", f"{code} follows {plan.anchor}, which has not been recorded yet")
     if code != protocol.schedule.day_zero and protocol_visit.kind != "screening" and plans[protocol.schedule.day_zero].actual is None:
         raise InputRefused("code", f"record day 0 ({protocol.schedule.day_zero}) first")

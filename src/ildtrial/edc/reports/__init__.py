@@ -1,0 +1,1 @@
+"""The statistical report and analysis pages."""

@@ -1,0 +1,1 @@
+"""Adverse events, SAE reports and their clocks, stopping rules, DSMB reports."""

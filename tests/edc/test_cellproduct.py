@@ -126,7 +126,7 @@ def no_arm_in(text: str, *also: str) -> None:
 
 def main(body: bytes) -> str:
     """The page's own content (the footer carries the trial's short title, which names the product)."""
-    return body.decode().split('<main id="main">', 1)[1].split("</main>", 1)[0]
+    return re.split(r'<main id="main"[^>]*>', body.decode(), maxsplit=1)[1].split("</main>", 1)[0]
 
 
 def same_shape(a: str, b: str, *pairs: tuple[str, str]) -> None:
@@ -408,7 +408,7 @@ def test_bedside_page_shows_ok_or_the_refusal(client, arms, bedside):
     assert "✔ OK" in ok and bags["PBO"].bag_id in ok
     refused = main(client.post("/cell-product/bedside/", {"participant": arms["PBO"].pk, "visit_code": "C1A",
                                                           "bag_id": bags["MSC"].bag_id, "at": when}).content)
-    assert "Do not infuse" in refused and "bag_id:" in refused and "another participant" in refused
+    assert "Do not infuse" in refused and "Bag identifier:" in refused and "another participant" in refused
 
 
 # ---------------------------------------------------------------- ledger

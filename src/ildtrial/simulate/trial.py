@@ -610,7 +610,8 @@ def simulate_trial(team: dict[str, Actor], *, seed: int = 20151102, n_randomized
         statistician = team["unblinded_statistician"].user
         with acting_as(statistician, source="simulation"):
             randomization.generate(statistician, seed=seed)
-        stock_cell_lab(team["cell_lab"], start, n_lots=2)
+        # every participant could be on cells: 8 infusions of 2 vials each, 60 vials a lot
+        stock_cell_lab(team["cell_lab"], start, n_lots=max(2, math.ceil(n_randomized * 8 * 2 / 60)))
     sim.schedule_screening(start)
     sim.play()
     end = max(sim.run.last_day or start, start) + timedelta(days=30)

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "ildtrial.edc.safety",
     "ildtrial.edc.reports",
     "ildtrial.edc.cellproduct",
+    "ildtrial.edc.api",
 ]
 
 MIDDLEWARE = [

@@ -17,5 +17,6 @@ urlpatterns = [
     path("safety/", include("ildtrial.edc.safety.urls")),
     path("reports/", include("ildtrial.edc.reports.urls")),
     path("cell-product/", include("ildtrial.edc.cellproduct.urls")),
+    path("api/", include("ildtrial.edc.api.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
 ]

@@ -1,0 +1,1 @@
+"""SDTM domain builders (pure pandas), one module per group of domains; see :mod:`ildtrial.exports.sdtm`."""

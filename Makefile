@@ -40,7 +40,7 @@ test-sqlite: install-dev
 
 test-postgres: install-dev postgres
 	PG_BIN=$(PG_BIN) $(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m pytest -n 2 -m "not sqlite_only" \
-	  tests/edc tests/datasets tests/reports tests/simulate/test_trial_run.py
+	  tests/edc tests/datasets tests/reports tests/simulate/test_trial_run.py tests/reliability/test_backup.py
 
 ## make test: lint, the whole suite on SQLite, then the database tests on a throwaway PostgreSQL 15
 test: lint test-sqlite test-postgres

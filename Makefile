@@ -35,8 +35,16 @@ postgres:
 lint: install-dev
 	$(BIN)/ruff check src tests scripts
 
-test-sqlite: install-dev
-	$(BIN)/python -m pytest -n 2
+## chromium for the real-browser tests (tests/browser; installed with apt-get when absent)
+.PHONY: browser
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "chromium not found: installing it with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test-sqlite: install-dev browser
+	ILDTRIAL_BROWSER_TESTS=required $(BIN)/python -m pytest -n 2
 
 test-postgres: install-dev postgres
 	PG_BIN=$(PG_BIN) $(BIN)/python scripts/with_postgres.py -- $(BIN)/python -m pytest -n 2 -m "not sqlite_only" \

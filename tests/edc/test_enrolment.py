@@ -470,3 +470,19 @@ def test_visit_after_a_missed_anchor_is_planned_from_the_anchor_plan(team, alloc
         visits.record_visit(c, p, "C2B", day0 + timedelta(days=98))
     plan = {v.code: v for v in visits.calendar(p)}
     assert plan["C2B"].planned == day0 + timedelta(days=98) and not plan["C2B"].anchor_is_actual
+
+
+def test_allocation_list_page_shows_balance_after_randomizations(client, team, allocation_list):
+    p = eligible_participant(team["coordinator"], team["investigator"], diagnosis="IIP")
+    with acting_as(team["coordinator"]):
+        randomization.randomize(team["coordinator"], p)
+    report = randomization.balance(team["statistician"])
+    assert report["strata"]["IIP"]["used"]["n"] == 1 and report["verified"]
+    sign_in(client, team["statistician"])
+    assert client.get("/randomization/").status_code == 200
+
+
+def test_stylesheet_is_served(client):
+    from django.contrib.staticfiles import finders
+
+    assert finders.find("ildtrial/site.css")

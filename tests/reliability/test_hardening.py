@@ -22,7 +22,7 @@ ACCEPTED = {
 
 def _production_env(**overrides: str) -> dict[str, str]:
     alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     env.update({
         "ILDTRIAL_ENV": "production",
         "SECRET_KEY": "".join(secrets.choice(alphabet) for _ in range(50)),

@@ -180,6 +180,8 @@ TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Moscow")
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# the project's own stylesheet and scripts (ildtrial.edc itself is not an app, so name the folder)
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

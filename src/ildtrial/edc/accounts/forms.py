@@ -26,7 +26,7 @@ class UserCreateForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
     last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
     email = forms.EmailField(label=_("Email"), required=False)
-    role = forms.ChoiceField(label=_("Role"), choices=[(r.value, r.label) for r in Role])
+    role = forms.ChoiceField(label=_("Role"), choices=[(r.value, _(r.label)) for r in Role])
     sites = forms.ModelMultipleChoiceField(label=_("Sites"), queryset=Site.objects.all(), required=False)
     language = forms.ChoiceField(label=_("Language"), choices=[("en", "English"), ("ru", "Русский")])
     password = forms.CharField(label=_("Initial password"), widget=forms.PasswordInput(render_value=False),
@@ -44,7 +44,7 @@ class UserEditForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
     last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
     email = forms.EmailField(label=_("Email"), required=False)
-    role = forms.ChoiceField(label=_("Role"), choices=[(r.value, r.label) for r in Role])
+    role = forms.ChoiceField(label=_("Role"), choices=[(r.value, _(r.label)) for r in Role])
     sites = forms.ModelMultipleChoiceField(label=_("Sites"), queryset=Site.objects.all(), required=False)
     language = forms.ChoiceField(label=_("Language"), choices=[("en", "English"), ("ru", "Русский")])
     is_active = forms.BooleanField(label=_("Active"), required=False)

@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ildtrial.core.roles import Permission
 from ildtrial.edc.crfs.models import FormInstance
@@ -67,4 +68,5 @@ def casebook(request: HttpRequest, pk: int) -> HttpResponse:
         "participant": participant, "timeline": timeline, "unscheduled": unscheduled,
         "unscheduled_forms": {v.code: by_visit.get(v.code, []) for v in unscheduled},
         "open_queries": open_queries, "arm": arm_for(request.user, participant),
-        "chart": line_chart(series, title=f"Lung function of {participant.label}"), "series": series})
+        "chart": line_chart(series, title=_("Lung function of %(label)s") % {"label": participant.label}),
+        "series": series})

@@ -179,10 +179,10 @@ def balance(user) -> dict[str, Any]:  # noqa: ANN001
     if current is None:
         raise InputRefused(None, "no allocation list has been generated")
     generated = regenerate(current)
-    used: dict[str, dict[str, int]] = {}
-    for stratum, arm in current.slots.filter(participant__isnull=False).values_list("stratum", "arm"):
-        used.setdefault(stratum, {}).setdefault(arm, 0)
-        used[stratum][arm] += 1
+    # slots are used in sequence order, so the number used per stratum is all the report needs
+    used: dict[str, int] = {}
+    for stratum in current.slots.filter(participant__isnull=False).values_list("stratum", flat=True):
+        used[stratum] = used.get(stratum, 0) + 1
     report = core.balance_report(generated, used)
     report["verified"] = generated.digest == current.digest
     return report

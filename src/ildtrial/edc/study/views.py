@@ -1,4 +1,4 @@
-"""Home page and the protocol rendered as pages: arms, schedule, forms, criteria."""
+"""Home page (one dashboard per role) and the protocol rendered as pages: arms, schedule, forms, criteria."""
 
 from __future__ import annotations
 
@@ -7,18 +7,22 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from ildtrial.core.roles import Permission, Role
+from ildtrial.edc import dashboards
 from ildtrial.edc.permissions import require_permission
 from ildtrial.edc.study.protocol import current_protocol
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """The role's work list: what to do next, in a constant number of queries (see ``dashboards``)."""
     user = request.user
     try:
         role = Role(user.role)
     except ValueError:
         role = None
-    return render(request, "study/home.html", {"role": role, "sees_allocation": user.sees_allocation()})
+    context = {"role": role, "sees_allocation": user.sees_allocation(), "site_codes": user.site_codes()}
+    context.update(dashboards.build(user))
+    return render(request, "study/home.html", context)
 
 
 @require_permission(Permission.VIEW_PROTOCOL)

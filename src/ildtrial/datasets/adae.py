@@ -21,7 +21,7 @@ from ildtrial.datasets._common import text, to_dates, to_numbers, truthy, usubji
 from ildtrial.datasets.raw import RawData, StudyConfig
 from ildtrial.stats.safety_tables import SafetyColumns
 
-__all__ = ["ADAE_COLUMNS", "DERIVATIONS", "RELATEDNESS", "SAFETY_COLUMNS", "build_adae"]
+__all__ = ["ADAE_COLUMNS", "DERIVATIONS", "OUTCOME", "RELATEDNESS", "SAFETY_CRITERIA", "SAFETY_COLUMNS", "build_adae"]
 
 #: The safety tables' column names for ADSL/ADAE as built here (arm = treatment received).
 SAFETY_COLUMNS = SafetyColumns(arm="TRT01A")
@@ -35,7 +35,8 @@ RELATEDNESS: dict[str, str] = {
     "definite": "DEFINITELY RELATED",
 }
 
-_OUTCOME: dict[str, str] = {
+#: EDC outcome → CDISC OUT codelist (used by ADAE and by SDTM AE)
+OUTCOME: dict[str, str] = {
     "recovered": "RECOVERED/RESOLVED",
     "recovering": "RECOVERING/RESOLVING",
     "not_recovered": "NOT RECOVERED/NOT RESOLVED",
@@ -44,7 +45,8 @@ _OUTCOME: dict[str, str] = {
     "unknown": "UNKNOWN",
 }
 
-_CRITERIA: dict[str, str] = {
+#: SDTM/ADaM seriousness flag → AdverseEvent field (shared with SDTM AE)
+SAFETY_CRITERIA: dict[str, str] = {
     "AESDTH": "sae_death",
     "AESLIFE": "sae_life_threatening",
     "AESHOSP": "sae_hospitalisation",
@@ -70,7 +72,7 @@ ADAE_COLUMNS: tuple[str, ...] = (
     "AESOC",
     "AETOXGR",
     "AESER",
-    *_CRITERIA,
+    *SAFETY_CRITERIA,
     "AEREL",
     "AERELPR",
     "AEEXPECT",
@@ -99,7 +101,7 @@ DERIVATIONS: dict[str, str] = {
     "AESOC": "System organ class of the coded term.",
     "AETOXGR": "CTCAE grade 1-5 as text.",
     "AESER": "'Y' if the event is serious (any ICH E2A criterion), else 'N'.",
-    **{k: f"'Y' if the seriousness criterion {v} is ticked, else 'N'." for k, v in _CRITERIA.items()},
+    **{k: f"'Y' if the seriousness criterion {v} is ticked, else 'N'." for k, v in SAFETY_CRITERIA.items()},
     "AEREL": "Relatedness to the investigational product: NOT RELATED, UNLIKELY RELATED, POSSIBLY "
     "RELATED, PROBABLY RELATED, DEFINITELY RELATED (EDC not_related/unlikely/possible/probable/definite).",
     "AERELPR": "Relatedness to the infusion procedure, same scale as AEREL.",
@@ -171,7 +173,7 @@ def build_adae(raw: RawData, adsl: pd.DataFrame, config: StudyConfig) -> pd.Data
         for v, r in zip(frame["infusion_visit"], frame["infusion_related"], strict=True)
     ]
     frame["AESER"] = yn(frame["serious"].map(truthy))
-    for column, source in _CRITERIA.items():
+    for column, source in SAFETY_CRITERIA.items():
         frame[column] = yn(frame[source].map(truthy))
     frame["AETERM"] = frame["verbatim_term"].map(text)
     frame["AEDECOD"] = frame["coded_term"].map(text)
@@ -188,7 +190,7 @@ def build_adae(raw: RawData, adsl: pd.DataFrame, config: StudyConfig) -> pd.Data
     frame["AEEXPECT"] = frame["expectedness"].map(text)
     frame["AEACN"] = frame["action_taken"].map(text)
     frame["AEOUT"] = frame["outcome"].map(
-        lambda v: _OUTCOME.get(str(v).strip().lower(), text(v)) if text(v) else None
+        lambda v: OUTCOME.get(str(v).strip().lower(), text(v)) if text(v) else None
     )
     frame["ASTTM"] = frame["onset_time"].map(lambda v: text(v)[:5] if text(v) else None)
     frame["AEONGO"] = yn(frame["ongoing"].map(truthy))

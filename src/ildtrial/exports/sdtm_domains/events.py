@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ildtrial.datasets.adae import RELATEDNESS
+from ildtrial.datasets.adae import OUTCOME, RELATEDNESS, SAFETY_CRITERIA
 from ildtrial.exports.sdtm_domains._common import (
     Context,
     add_seq,
@@ -32,22 +32,6 @@ ACTION: dict[str, str | None] = {
     "drug_withdrawn": "DRUG WITHDRAWN",
     "not_applicable": "NOT APPLICABLE",
     "other": None,
-}
-OUTCOME: dict[str, str] = {
-    "recovered": "RECOVERED/RESOLVED",
-    "recovering": "RECOVERING/RESOLVING",
-    "not_recovered": "NOT RECOVERED/NOT RESOLVED",
-    "recovered_with_sequelae": "RECOVERED/RESOLVED WITH SEQUELAE",
-    "fatal": "FATAL",
-    "unknown": "UNKNOWN",
-}
-_CRITERIA: dict[str, str] = {
-    "AESDTH": "sae_death",
-    "AESLIFE": "sae_life_threatening",
-    "AESHOSP": "sae_hospitalisation",
-    "AESDISAB": "sae_disability",
-    "AESCONG": "sae_congenital_anomaly",
-    "AESMIE": "sae_important_medical_event",
 }
 
 
@@ -93,7 +77,7 @@ def build_ae(ctx: Context) -> pd.DataFrame:
             "_number": number(ae["ae_number"]),
             "_start": start or "9999",
         }
-        for column, field in _CRITERIA.items():
+        for column, field in SAFETY_CRITERIA.items():
             row[column] = _yn(ae[field])
         rows.append(row)
     frame = pd.DataFrame(rows)

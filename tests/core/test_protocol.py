@@ -125,10 +125,13 @@ def test_structural_errors_are_named_by_path(mutate, expected):
         (lambda r: r["analysis_windows"][1].__setitem__("low_day", 100),
          "analysis_windows[1].low_day: analysis windows must not overlap"),
         (lambda r: r["endpoints"][1]["visits"].append("W65"), "endpoints[1].visits[4]: 'W65' is not a visit code"),
+        (lambda r: r["forms"][2].__setitem__("procedure_date", "fev1_l"),
+         "forms[2].procedure_date: 'fev1_l' is not a date field of form SPIRO"),
     ],
     ids=["unknown-form", "anchor-later-visit", "duplicate-visit", "infusion-count", "ratio-arms", "block-size",
          "stratum-source", "unknown-role", "min-over-max", "bounds-on-date", "check-unknown-field", "age-range",
-         "criterion-prefix", "rule-unknown-item", "overlapping-windows", "endpoint-visit"],
+         "criterion-prefix", "rule-unknown-item", "overlapping-windows", "endpoint-visit",
+         "procedure-date-not-a-date"],
 )
 def test_cross_reference_errors_are_named_by_path(mutate, expected):
     messages = broken(mutate)
